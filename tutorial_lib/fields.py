@@ -601,7 +601,7 @@ class FieldBank(nn.Module):
 
 
 def _trace_exact(v: torch.Tensor, zk: torch.Tensor) -> torch.Tensor:
-    """``sum_i d v_i / d z_i`` for ``v`` and ``zk`` of shape ``(K, batch, dim)``: ``(K, batch)``."""
+    """Exact Jacobian trace for ``v``, ``zk`` of shape ``(K, batch, dim)``; ``(K, batch)``."""
     total = torch.zeros(zk.shape[:2], dtype=zk.dtype, device=zk.device)
     for i in range(zk.shape[-1]):
         (g,) = torch.autograd.grad(v[..., i].sum(), zk, create_graph=True)
