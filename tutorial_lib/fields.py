@@ -52,7 +52,12 @@ def _activation(name: str) -> nn.Module:
 
 
 def mlp(
-    in_dim: int, out_dim: int, hidden: int = 64, depth: int = 2, activation: str = "softplus"
+    in_dim: int,
+    out_dim: int,
+    hidden: int = 64,
+    depth: int = 2,
+    activation: str = "softplus",
+    out_bias: bool = True,
 ) -> nn.Sequential:
     """A multilayer perceptron with smooth activations (fields need second derivatives).
 
@@ -61,6 +66,8 @@ def mlp(
         hidden: width of each hidden layer.
         depth: number of hidden layers.
         activation: ``"softplus"``, ``"tanh"`` or ``"silu"``.
+        out_bias: whether the output layer has a bias. Potentials and stream functions do
+            without: a constant offset changes no velocity, so it would never be trained.
     """
     for value, name in ((in_dim, "in_dim"), (out_dim, "out_dim"), (hidden, "hidden")):
         check_positive_int(value, name)
@@ -70,7 +77,7 @@ def mlp(
     for _ in range(depth):
         layers += [nn.Linear(width, hidden), _activation(activation)]
         width = hidden
-    layers.append(nn.Linear(width, out_dim))
+    layers.append(nn.Linear(width, out_dim, bias=out_bias))
     return nn.Sequential(*layers)
 
 
@@ -117,7 +124,7 @@ class PotentialField(nn.Module):
         super().__init__()
         self.dim = check_positive_int(dim, "dim")
         self.time_dependent = time_dependent
-        self.net = mlp(dim + int(time_dependent), 1, hidden, depth, activation)
+        self.net = mlp(dim + int(time_dependent), 1, hidden, depth, activation, out_bias=False)
 
     def potential(self, z: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
         """The potential ``u(z, t)``, shape ``(batch,)``."""
@@ -153,7 +160,7 @@ class StreamFunctionField2D(nn.Module):
         super().__init__()
         self.dim = 2
         self.time_dependent = time_dependent
-        self.net = mlp(2 + int(time_dependent), 1, hidden, depth, activation)
+        self.net = mlp(2 + int(time_dependent), 1, hidden, depth, activation, out_bias=False)
 
     def stream(self, z: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
         """The stream function ``psi(z, t)``, shape ``(batch,)``."""
@@ -241,7 +248,9 @@ class SkewGradientField(nn.Module):
         self.dim = check_positive_int(dim, "dim")
         self.n_terms = check_positive_int(n_terms, "n_terms")
         self.time_dependent = time_dependent
-        self.net = mlp(dim + int(time_dependent), n_terms, hidden, depth, activation)
+        self.net = mlp(
+            dim + int(time_dependent), n_terms, hidden, depth, activation, out_bias=False
+        )
         self.skew = _Skew(n_terms, dim, rank)
 
     def stream(self, z: torch.Tensor, t: torch.Tensor | float | None = None) -> torch.Tensor:
@@ -417,20 +426,23 @@ class _BatchedMLP(nn.Module):
         widths = [in_dim] + [hidden] * depth + [out_dim]
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        for a, b in zip(widths[:-1], widths[1:], strict=True):
+        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:], strict=True)):
             bound = 1.0 / math.sqrt(a)
             self.weights.append(nn.Parameter(torch.empty(k, a, b).uniform_(-bound, bound)))
-            self.biases.append(nn.Parameter(torch.empty(k, 1, b).uniform_(-bound, bound)))
+            # The output layer has no bias: the networks are potentials, and a constant
+            # offset changes no gradient (it would be a parameter that never learns).
+            if i < depth:
+                self.biases.append(nn.Parameter(torch.empty(k, 1, b).uniform_(-bound, bound)))
         self.act = _activation(activation)
 
     def forward(self, x: torch.Tensor, index: slice | None = None) -> torch.Tensor:
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            if index is not None:
-                w, b = w[index], b[index]
-            x = torch.baddbmm(b, x, w)
-            if i < last:
-                x = self.act(x)
+        for i, w in enumerate(self.weights):
+            w = w if index is None else w[index]
+            if i < len(self.biases):
+                b = self.biases[i] if index is None else self.biases[i][index]
+                x = self.act(torch.baddbmm(b, x, w))
+            else:
+                x = torch.bmm(x, w)
         return x
 
 

@@ -284,7 +284,9 @@ def continuity_residual(
         tt = torch.as_tensor(t, dtype=z.dtype, device=z.device).expand(z.shape[0]).clone()
         tt.requires_grad_(True)
         p = log_density(zz, tt).exp()
-        dp_dz, dp_dt = torch.autograd.grad(p.sum(), (zz, tt), create_graph=True)
+        dp_dz, dp_dt = torch.autograd.grad(p.sum(), (zz, tt), allow_unused=True)
+        if dp_dt is None:  # a density that does not depend on time
+            dp_dt = torch.zeros_like(tt)
         v = _velocity(field, zz, tt)
         div = _divergence(field, zz, tt, "exact", 1, None, create_graph=False)
     return (dp_dt + (dp_dz * v).sum(1) + p * div).detach()
