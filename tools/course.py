@@ -285,7 +285,9 @@ def generate_exercises(root: Path, run: bool = True, timeout: int = 600) -> list
 
 def fast_mode_requested() -> bool:
     """Whether the course library's fast-mode switch is set in this environment."""
-    return os.environ.get("TUTORIAL_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+    from tutorial_lib.runtime import fast_mode
+
+    return fast_mode()
 
 
 def is_exercise(path: Path) -> bool:
@@ -534,6 +536,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check.add_argument("paths", nargs="*")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # Kernels inherit this: idle OpenMP threads sleep instead of spinning, which keeps small
+    # tensor work fast when the CPU is shared (outputs are unchanged).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     root = args.root.resolve()
 
     try:
