@@ -15,7 +15,7 @@ A run is the forward computation with the graph kept plus the backward pass of a
 from velocities and divergences, as in training. Times are the best of up to five runs, by the
 wall clock or by process CPU time (``--clock cpu``, steadier on a shared machine). Each
 configuration runs in a fresh subprocess, so peak memory is its own: on the CPU the growth of
-the peak resident set (ru_maxrss) during the measured runs, on CUDA
+the peak resident set (ru_maxrss) from just before the first run, on CUDA
 ``torch.cuda.max_memory_allocated``.
 
     python benchmarks/bench_fields.py              # the full table
@@ -86,11 +86,11 @@ def _measure(cfg: dict, queue: mp.Queue) -> None:
         loss.backward()
         params.zero_grad(set_to_none=True)
 
-    once()  # warm-up
     if device.type == "cuda":
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    once()  # warm-up, counted in the peak memory but not in the times
     clock = time.process_time if cfg["clock"] == "cpu" else time.perf_counter
     times = []
     budget = time.perf_counter() + cfg["budget_s"]
