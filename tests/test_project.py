@@ -56,3 +56,14 @@ def test_ruff_format_is_applied():
     cmd = [_ruff(), "format", "--check", "."]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_runs_the_readme_setup_and_test_commands():
+    readme = (ROOT / "README.md").read_text()
+    ci = (ROOT / ".ci" / "run").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [line.strip() for line in quick.splitlines() if line.startswith("    ")]
+    setup = next(c for c in commands if "requirements.txt" in c)
+    assert setup in ci, f"README's set-up command {setup!r} is not what .ci/run runs"
+    assert commands[-1] == "pytest", f"expected README's test command to be pytest: {commands}"
+    assert "\npytest\n" in ci and "-eq 5" in ci, ".ci/run must run pytest and fail on exit 5"
