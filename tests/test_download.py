@@ -100,13 +100,32 @@ def test_md5_checksums_are_accepted(server, tmp_path: Path) -> None:
     assert path.read_bytes() == PAYLOAD
 
 
-def test_truncated_download_fails_clearly_and_leaves_nothing(server, tmp_path: Path) -> None:
+def test_truncated_download_fails_clearly_and_leaves_nothing_usable(server, tmp_path) -> None:
     url = _url(server, "/truncated")
     with pytest.raises(DownloadError) as caught:
         _fetch(Resource("t.bin", (url,), SHA), tmp_path)
     message = str(caught.value)
     assert url in message and SHA in message and str(tmp_path / "t.bin") in message
-    assert "connection closed after" in message
+    assert "connection closed after" in message and "the next call resumes" in message
+    # Only the partial bytes remain, under a name that is never read as the file.
+    assert _leftovers(tmp_path) == ["t.bin.part"]
+    assert 0 < (tmp_path / "t.bin.part").stat().st_size < len(PAYLOAD)
+
+
+def test_download_interrupted_in_one_call_resumes_in_the_next(server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError):
+        fetch(Resource("r.bin", (_url(server, "/truncated"),), SHA), tmp_path, retries=1)
+    kept = (tmp_path / "r.bin.part").stat().st_size
+    assert kept == len(PAYLOAD) // 3
+    path = _fetch(Resource("r.bin", (_url(server, "/good"),), SHA), tmp_path)
+    assert path.read_bytes() == PAYLOAD
+    assert server.requests[-1] == ("/good", f"bytes={kept}-")
+    assert _leftovers(tmp_path) == ["r.bin"]
+
+
+def test_partial_bytes_without_a_checksum_are_not_kept(server, tmp_path: Path) -> None:
+    with pytest.raises(DownloadError):
+        _fetch(Resource("x.bin", (_url(server, "/truncated"),), None), tmp_path)
     assert _leftovers(tmp_path) == []
 
 

@@ -8,9 +8,12 @@ verified and returned. Otherwise each mirror is tried in order, each up to ``ret
 the bytes go to ``<name>.part`` next to the target; an interrupted transfer resumes with an
 HTTP ``Range`` request; a complete transfer is checked against the published checksum and only
 then renamed onto the target with ``os.replace`` (atomic on one file system). A transfer that
-fails its checksum is deleted and the next mirror is tried. When every mirror fails, no
-``.part`` file is left behind and :class:`DownloadError` says which URLs were tried and why,
-the expected checksum, and where to put a file downloaded by hand.
+fails its checksum is deleted and the next mirror is tried. When every mirror fails, or the
+process is interrupted, the bytes received so far stay in ``<name>.part`` (a name that is never
+read as the dataset) and the next call resumes from them; the final checksum decides whether
+the assembled file is used. :class:`DownloadError` says which URLs were tried and why, the
+expected checksum, and where to put a file downloaded by hand. Without any checksum to check
+the assembled file against, partial bytes are not kept.
 
 Where a dataset publishes no checksum, the sha256 of the first complete download is recorded
 in ``<name>.sha256`` beside it (with a ``logging`` warning saying so) and every later use is
@@ -212,11 +215,14 @@ def fetch(
         return target
 
     part = target.with_name(target.name + ".part")
+    if part.exists() and part.stat().st_size:
+        logger.info("found %d bytes of an earlier attempt in %s", part.stat().st_size, part)
     failures: list[str] = []
+    done = False
     try:
         for url in resource.urls:
-            if part.exists():
-                part.unlink()
+            if expected is None and part.exists():
+                part.unlink()  # nothing would check bytes from two sources against each other
             for attempt in range(1, retries + 1):
                 try:
                     _transfer(url, part, timeout)
@@ -241,18 +247,26 @@ def fetch(
                         part.unlink()
                         break
                 os.replace(part, target)
+                done = True
                 if expected is None:
                     _record_first(target)
                 logger.info("downloaded %s to %s", url, target)
                 return target
     finally:
-        if part.exists():
+        if not done and part.exists() and (expected is None or part.stat().st_size == 0):
             part.unlink()
 
+    kept = ""
+    if part.exists():
+        kept = (
+            f"The {part.stat().st_size} bytes received so far are kept in {part}; "
+            "the next call resumes from them.\n"
+        )
     tried = "\n  ".join(failures)
     raise DownloadError(
         f"Could not download {resource.filename}. Tried, in order:\n  {tried}\n"
         f"Expected checksum: {expected or 'none published'}.\n"
+        + kept
         + _manual_hint(resource, target, expected)
     )
 
