@@ -314,15 +314,8 @@ def autograd_field(field):
 
 def rk4_map(field, z, t1=2.0, n_steps=40):
     """Positions along the RK4 flow of field, (n_steps + 1, batch, 2); differentiable in z."""
-    h, path = t1 / n_steps, [z]
-    for _ in range(n_steps):
-        k1 = field(z)
-        k2 = field(z + h / 2 * k1)
-        k3 = field(z + h / 2 * k2)
-        k4 = field(z + h * k3)
-        z = z + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        path.append(z)
-    return torch.stack(path)
+    moved = flows.integrate(lambda x, t: field(x), z, None, 0.0, t1, n_steps, create_graph=True)
+    return moved.z
 
 
 angles = torch.linspace(0, 2 * math.pi, 2001)[:-1]

@@ -93,6 +93,19 @@ def test_divergence_free_flow_keeps_log_density_and_area():
     assert abs(area(out.z[-1]) / area(tri) - 1) < 1e-3
 
 
+def test_positions_only_match_the_tracked_flow_and_stay_differentiable():
+    z0, lp0 = _gaussian_samples(50)
+    for method in ("euler", "rk4", "adaptive"):
+        tracked = flows.integrate(linear, z0, lp0, 0, 1, 8, method=method)
+        moved = flows.integrate(linear, z0, None, 0, 1, 8, method=method)
+        assert moved.log_density is None
+        assert torch.allclose(moved.z, tracked.z, atol=1e-10)
+    z = z0[:5].clone().requires_grad_(True)
+    end = flows.integrate(linear, z, None, 0, 1, 20, method="rk4", create_graph=True).z[-1]
+    (row,) = torch.autograd.grad(end[:, 0].sum(), z)
+    assert torch.allclose(row, torch.linalg.matrix_exp(A)[0].expand(5, 2), atol=1e-6)
+
+
 def test_euler_logdet_step_refuses_a_folding_step():
     def contract(z, t):
         return torch.stack([-3.0 * z[:, 0], torch.zeros_like(z[:, 1])], dim=1)

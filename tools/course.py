@@ -40,8 +40,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import jupytext
-import nbformat
+try:
+    import jupytext
+    import nbformat
+except ImportError as error:  # run outside the course environment
+    sys.exit(
+        f"course.py needs the course environment ({error}); set it up as README says: "
+        "python -m pip install torch==2.13.0 && python -m pip install -r requirements.txt"
+    )
 
 log = logging.getLogger("course")
 

@@ -216,11 +216,6 @@ class _Skew(nn.Module):
         out = torch.einsum("...mir,...mr->...i", u, vg) - torch.einsum("...mir,...mr->...i", v, ug)
         return out
 
-    def matrices(self) -> torch.Tensor:
-        """The skew matrices, ``(*leading, n_terms, dim, dim)``."""
-        b = self.b if self.rank is None else self.u @ self.v.transpose(-1, -2)
-        return b - b.transpose(-1, -2)
-
 
 class SkewGradientField(nn.Module):
     """Exactly divergence-free field ``v = sum_m S_m grad psi_m(z)`` in any dimension.

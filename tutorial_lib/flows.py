@@ -43,12 +43,12 @@ class Trajectory(NamedTuple):
 
     Attributes:
         z: ``(steps + 1, batch, dim)``.
-        log_density: ``(steps + 1, batch)``.
+        log_density: ``(steps + 1, batch)``, or ``None`` when only positions were asked for.
         t: ``(steps + 1,)``.
     """
 
     z: torch.Tensor
-    log_density: torch.Tensor
+    log_density: torch.Tensor | None
     t: torch.Tensor
 
 
@@ -142,7 +142,7 @@ def _check_log_p(z: torch.Tensor, log_p: torch.Tensor) -> None:
 def integrate(
     field: TimeField,
     z0: torch.Tensor,
-    log_p0: torch.Tensor,
+    log_p0: torch.Tensor | None,
     t0: float = 0.0,
     t1: float = 1.0,
     n_steps: int = 10,
@@ -167,7 +167,9 @@ def integrate(
     Args:
         field: ``field(z, t) -> (batch, dim)``.
         z0: initial points, ``(batch, dim)``.
-        log_p0: their log-densities, ``(batch,)``.
+        log_p0: their log-densities, ``(batch,)``, or ``None`` to move the points only: then
+            no divergence is computed, ``"euler_logdet"`` takes plain Euler steps, and the
+            trajectory's ``log_density`` is ``None``.
         divergence: ``"exact"`` or ``"hutchinson"`` (not for ``"euler_logdet"``).
         n_probes, generator: Hutchinson probes.
         create_graph: keep the graph through all steps (for training).
@@ -176,7 +178,12 @@ def integrate(
         A :class:`Trajectory` with ``n_steps + 1`` entries.
     """
     check_points(z0, "z0")
-    _check_log_p(z0, log_p0)
+    track = log_p0 is not None
+    if track:
+        _check_log_p(z0, log_p0)
+    else:
+        log_p0 = z0.new_zeros(z0.shape[0])
+        method = "euler" if method == "euler_logdet" else method
     check_positive_int(n_steps, "n_steps")
     if method not in METHODS:
         raise ValueError(f"expected method in {METHODS}, got {method!r}")
@@ -189,7 +196,10 @@ def integrate(
         with torch.enable_grad():
             zz = z if z.requires_grad else z.detach().requires_grad_(True)
             v = _velocity(field, zz, t)
-            div = _divergence(field, zz, t, divergence, n_probes, generator, create_graph)
+            if track:
+                div = _divergence(field, zz, t, divergence, n_probes, generator, create_graph)
+            else:
+                div = torch.zeros_like(zz[:, 0])
         if not create_graph:
             v, div = v.detach(), div.detach()
         return v, -div
@@ -204,7 +214,7 @@ def integrate(
         z_all, lp_all = torchdiffeq.odeint(
             rhs, (z0, log_p0), times, rtol=rtol, atol=atol, method="dopri5"
         )
-        return Trajectory(z_all, lp_all, times)
+        return Trajectory(z_all, lp_all if track else None, times)
 
     z, lp = z0, log_p0
     for i in range(n_steps):
@@ -223,7 +233,7 @@ def integrate(
             lp = lp + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
         zs.append(z)
         lps.append(lp)
-    return Trajectory(torch.stack(zs), torch.stack(lps), times)
+    return Trajectory(torch.stack(zs), torch.stack(lps) if track else None, times)
 
 
 def gaussian_log_density(z: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> torch.Tensor:
